@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints a table; run them with ``python -m benchmarks.NAME``."""

@@ -1,0 +1,1 @@
+"""Data sources: one module per upstream API, discovered by ``ApiClient`` without importing."""
