@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -82,3 +86,34 @@ def test_pyenv_discovery_picks_newest_patch(
 def test_pyenv_discovery_without_pyenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "absent"))
     assert noxfile._pyenv_bin_dirs(["3.12"]) == []
+
+
+def test_missing_interpreter_is_an_error(tmp_path: Path, repo_root: Path) -> None:
+    """With pyenv hidden and no pythonX.Y on PATH, nox fails loudly instead of skipping."""
+    bare_path = os.pathsep.join(
+        [str(Path(sys.executable).parent), "/usr/bin", "/bin"]  # this venv's nox, no pyenv
+    )
+    missing = next(
+        (v for v in noxfile.PYTHON_VERSIONS if shutil.which(f"python{v}", path=bare_path) is None),
+        None,
+    )
+    if missing is None:  # pragma: no cover - every version is on the system PATH
+        pytest.skip("every declared Python is on the bare PATH; nothing can be missing")
+    env = {**os.environ, "PATH": bare_path, "PYENV_ROOT": str(tmp_path / "no-pyenv")}
+    env.pop("CI", None)  # the noxfile must fail without relying on CI=true
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            f"--noxfile={repo_root / 'noxfile.py'}",
+            f"--envdir={tmp_path / 'envs'}",
+            f"--session=tests-{missing}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"Python interpreter {missing} not found" in result.stderr
