@@ -4,25 +4,38 @@ Metrics live in prometheus_client's default registry (what ``GET /metrics`` serv
 ``metrics_counter_inc(name, labels)`` keeps the call sites of the older workspace
 client working; named metrics used across modules are defined here once.
 Logs go through structlog: JSON lines in staging/prod, readable console lines in dev.
+Tracing is optional: :func:`start_span` is a no-op unless the ``otel`` extra is installed
+and a tracer provider is configured (:func:`configure_tracing` does that when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "BUILD_INFO",
+    "FUNCTION_CALLS",
+    "FUNCTION_DURATION",
+    "HTTP_IN_PROGRESS",
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_DURATION",
     "UPSTREAM_LATENCY",
     "UPSTREAM_REQUESTS",
     "configure_logging",
+    "configure_tracing",
     "get_logger",
     "metrics_counter_inc",
+    "start_span",
 ]
 
 UPSTREAM_REQUESTS = Counter(
@@ -34,6 +47,41 @@ UPSTREAM_LATENCY = Histogram(
     "workspace_upstream_request_duration_seconds",
     "Latency of upstream data API calls (all attempts, retries included).",
     ["source", "endpoint"],
+)
+
+
+# The function server's RED metrics. ``route`` is always the route template
+# (``/functions/{name}``), never the raw path, so label cardinality stays bounded.
+HTTP_REQUESTS = Counter(
+    "workspace_http_requests_total",
+    "HTTP requests served by the function server, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "workspace_http_request_duration_seconds",
+    "Latency of function server requests, by route template and method.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_IN_PROGRESS = Gauge(
+    "workspace_http_requests_in_progress",
+    "Function server requests being handled right now, by route template and method.",
+    ["route", "method"],
+)
+FUNCTION_CALLS = Counter(
+    "workspace_function_calls_total",
+    "Calls of registered functions, by function name and outcome (ok or the error type).",
+    ["function", "outcome"],
+)
+FUNCTION_DURATION = Histogram(
+    "workspace_function_call_duration_seconds",
+    "Duration of registered function calls, by function name.",
+    ["function"],
+)
+BUILD_INFO = Gauge(
+    "workspace_build_info",
+    "Always 1; the label carries the running workspace-toolkit version.",
+    ["version"],
 )
 
 _counters: dict[str, tuple[Counter, frozenset[str]]] = {}
@@ -90,3 +138,64 @@ def configure_logging(
 def get_logger(name: str, **bound: Any) -> Any:
     """Return a structlog logger named ``name`` with ``bound`` key/values."""
     return structlog.get_logger(name).bind(logger=name, **bound)
+
+
+_TRACER_NAME = "external_api"
+
+
+def configure_tracing(exporter: Any = None, service_name: str = "workspace-toolkit") -> bool:
+    """Install an OpenTelemetry tracer provider; return whether tracing is now on.
+
+    With ``exporter`` (any SDK ``SpanExporter``) spans go there synchronously (tests use
+    the SDK's in-memory exporter). Without it, spans are batched to the OTLP/HTTP
+    exporter, which reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other standard
+    ``OTEL_*`` variables; when that variable is unset, or the ``otel`` extra is not
+    installed, nothing is configured and :func:`start_span` stays a no-op.
+    """
+    if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    except ImportError:
+        return False
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return True
+
+
+@contextlib.contextmanager
+def start_span(
+    name: str,
+    kind: Literal["server", "client", "internal"] = "internal",
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> Iterator[Any]:
+    """Run the ``with`` body in an OpenTelemetry span (``None`` when tracing is unavailable).
+
+    The span records an escaping exception and sets its status to error. Without the
+    ``otel`` extra this yields ``None`` and costs next to nothing; with it but no
+    configured provider, OpenTelemetry's own no-op tracer is used.
+    """
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        yield None
+        return
+    span_kind = {
+        "server": trace.SpanKind.SERVER,
+        "client": trace.SpanKind.CLIENT,
+        "internal": trace.SpanKind.INTERNAL,
+    }[kind]
+    tracer = trace.get_tracer(_TRACER_NAME)
+    with tracer.start_as_current_span(
+        name, kind=span_kind, attributes=dict(attributes or {})
+    ) as span:
+        yield span
