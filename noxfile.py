@@ -79,8 +79,6 @@ def install_locked(
     selection = ["--no-default-groups"]
     selection += [f"--group={group}" for group in groups]
     selection += [f"--extra={extra}" for extra in extras]
-    if not project:
-        selection.append("--no-install-project")
     venv = session.virtualenv
     if getattr(venv, "venv_backend", None) == "uv":
         session.run_install(
@@ -88,6 +86,7 @@ def install_locked(
             "sync",
             "--locked",
             *selection,
+            *([] if project else ["--no-install-project"]),
             env={"UV_PROJECT_ENVIRONMENT": venv.location, "UV_PYTHON_DOWNLOADS": "never"},
             silent=True,
         )
