@@ -19,6 +19,7 @@ __all__ = [
     "InvalidParams",
     "NotFound",
     "RateLimited",
+    "SourceUnavailable",
     "UnknownEndpoint",
     "UpstreamError",
     "UpstreamTimeout",
@@ -160,6 +161,13 @@ class UpstreamTimeout(ApiError):
     type_name = "UpstreamTimeout"
 
 
+class SourceUnavailable(ApiError):
+    """A data source failed to load (import error); the message says why (HTTP 503)."""
+
+    status = 503
+    type_name = "SourceUnavailable"
+
+
 _BY_TYPE: dict[str, type[ApiError]] = {
     cls.type_name: cls
     for cls in (
@@ -171,6 +179,7 @@ _BY_TYPE: dict[str, type[ApiError]] = {
         RateLimited,
         UpstreamError,
         UpstreamTimeout,
+        SourceUnavailable,
     )
 }
 
