@@ -140,7 +140,8 @@ def tests(session: nox.Session) -> None:
     install_locked(session, "test", extras=["browser", "data", "otel"])
     env = {"COVERAGE_FILE": str(ROOT / f".coverage.py{session.python}")}
     session.run("coverage", "erase", env=env)
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
+    # tests/ci checks the CI files, not the product: `nox -s ci` runs it (with the ci group).
+    session.run("coverage", "run", "-m", "pytest", "--ignore=tests/ci", *session.posargs, env=env)
 
 
 @nox.session(tags=["ci"])
@@ -239,6 +240,35 @@ def changelog(session: nox.Session) -> None:
     install_locked(session, "release", project=False)
     version = session.posargs[0] if session.posargs else "UNRELEASED"
     session.run("towncrier", "build", "--draft", f"--version={version}")
+
+
+#: Each CI file (glob) and the schema check-jsonschema validates it against, offline.
+CI_SCHEMAS = {
+    ".github/workflows/*.yml": "vendor.github-workflows",
+    ".gitlab-ci.yml": "vendor.gitlab-ci",
+}
+#: Every YAML file of the CI setup, for yamllint (configured by .yamllint.yaml).
+CI_YAML = (*CI_SCHEMAS, ".pre-commit-config.yaml", ".yamllint.yaml")
+
+
+def ci_files(pattern: str, root: Path = ROOT) -> list[Path]:
+    """Return the files matching ``pattern`` under ``root``, sorted; none is an error."""
+    files = sorted(root.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"No CI file matches {pattern!r} in {root}.")
+    return files
+
+
+@nox.session(tags=["ci"], default=False)
+def ci(session: nox.Session) -> None:
+    """Validate the CI files offline: schemas, yamllint, parity with this noxfile (tests/ci)."""
+    install_locked(session, "ci", project=False)
+    for pattern, schema in CI_SCHEMAS.items():
+        files = [str(path.relative_to(ROOT)) for path in ci_files(pattern)]
+        session.run("check-jsonschema", "--builtin-schema", schema, *files)
+    yaml_files = [str(path.relative_to(ROOT)) for p in CI_YAML for path in ci_files(p)]
+    session.run("yamllint", "--strict", *yaml_files)
+    session.run("pytest", "tests/ci", *session.posargs)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` / `uv run noxfile.py`
