@@ -136,8 +136,28 @@ def configure_logging(
 
 
 def get_logger(name: str, **bound: Any) -> Any:
-    """Return a structlog logger named ``name`` with ``bound`` key/values."""
-    return structlog.get_logger(name).bind(logger=name, **bound)
+    """Return a structlog logger named ``name`` with ``bound`` key/values.
+
+    The logger is lazy: each call resolves the current structlog configuration, so a
+    module-level logger made at import time still follows a later :func:`configure_logging`.
+    """
+    return _LazyLogger(name, {"logger": name, **bound})
+
+
+class _LazyLogger:
+    """A bound structlog logger resolved on every use (``bind`` stays lazy too)."""
+
+    __slots__ = ("_bound", "_name")
+
+    def __init__(self, name: str, bound: dict[str, Any]) -> None:
+        self._name = name
+        self._bound = bound
+
+    def bind(self, **values: Any) -> _LazyLogger:
+        return _LazyLogger(self._name, {**self._bound, **values})
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(structlog.get_logger(self._name).bind(**self._bound), method)
 
 
 _TRACER_NAME = "external_api"
