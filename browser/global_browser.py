@@ -41,7 +41,7 @@ from external_api.observability import get_logger, metrics_counter_inc
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page, Playwright, Worker
 
-__all__ = ["EXTENSION_DIR", "GlobalBrowser", "get_browser"]
+__all__ = ["EXTENSION_DIR", "GlobalBrowser", "get_browser", "reset_browser"]
 
 T = TypeVar("T")
 
@@ -470,3 +470,16 @@ def get_browser() -> GlobalBrowser:
         if _default is None:
             _default = GlobalBrowser()
         return _default
+
+
+def reset_browser() -> None:
+    """Close the process-wide browser and forget it.
+
+    The next :func:`get_browser` reads the settings again (e.g. after changing
+    ``WORKSPACE_BROWSER_*`` variables).
+    """
+    global _default
+    with _default_lock:
+        previous, _default = _default, None
+    if previous is not None:
+        previous.close()
