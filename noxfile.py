@@ -268,7 +268,8 @@ def ci(session: nox.Session) -> None:
         session.run("check-jsonschema", "--builtin-schema", schema, *files)
     yaml_files = [str(path.relative_to(ROOT)) for p in CI_YAML for path in ci_files(p)]
     session.run("yamllint", "--strict", *yaml_files)
-    session.run("pytest", "tests/ci", *session.posargs)
+    # --confcutdir: tests/ci stands alone (the ci group only, no project installed).
+    session.run("pytest", "--confcutdir=tests/ci", "tests/ci", *session.posargs)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` / `uv run noxfile.py`
