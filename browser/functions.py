@@ -110,20 +110,20 @@ def _screenshot_job(
 ) -> Job:
     async def job(page: Page) -> dict[str, Any]:
         response = await _open(page, url, wait_until)
-        png = await page.screenshot(full_page=full_page, type="png")
         result: dict[str, Any] = {
             "url": redact_url(page.url),
             "status": response.status if response is not None else None,
             "title": await _title(page),
         }
         if save:
-            folder = browser.settings.screenshot_dir
-            folder.mkdir(parents=True, exist_ok=True)
             host = (urlsplit(page.url).hostname or "page").replace(":", "_")
-            path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{host}-{uuid.uuid4().hex[:8]}.png"
-            path.write_bytes(png)
+            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{host}-{uuid.uuid4().hex[:8]}.png"
+            path = browser.settings.screenshot_dir / name
+            # Playwright creates the folder and writes the file off the event loop.
+            await page.screenshot(path=path, full_page=full_page, type="png")
             result["path"] = str(path)
         else:
+            png = await page.screenshot(full_page=full_page, type="png")
             result["png_base64"] = base64.b64encode(png).decode("ascii")
         return result
 

@@ -18,7 +18,7 @@ async def poll(
     value = await read()
     while not until(value):
         if loop.time() > end:
-            raise AssertionError(f"condition not reached within {deadline} s; last value: {value!r}")
+            raise AssertionError(f"not reached within {deadline} s; last value: {value!r}")
         await asyncio.sleep(0.05)
         value = await read()
     return value
