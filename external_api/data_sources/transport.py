@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from external_api import __version__
 from external_api.config import source_env_key
@@ -289,8 +289,11 @@ class Transport:
                 and error.error.retry_after is not None
             ):
                 return error.error.retry_after
-            jitter = wait_exponential_jitter(policy.backoff, policy.backoff_max, 2, policy.backoff)
-            return float(jitter(state))
+            return float(backoff(state))
+
+        backoff = wait_exponential(multiplier=policy.backoff, max=policy.backoff_max) + wait_random(
+            0, policy.backoff
+        )
 
         def past_deadline(state: RetryCallState) -> bool:
             upcoming = state.upcoming_sleep

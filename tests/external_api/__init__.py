@@ -1,0 +1,1 @@
+"""Tests of external_api's settings, transport, ApiClient and data sources."""
