@@ -181,8 +181,13 @@ def resolve_index(repository: str | None) -> Index:
         pypirc = Path.home() / ".pypirc"
         config = configparser.RawConfigParser()
         config.read(pypirc, encoding="utf-8")
-        if not config.has_section(name) or not config.has_option(name, "repository"):
-            raise Exit(f"{pypirc} has no [{name}] section with a `repository` URL: add one.")
+        servers = config.get("distutils", "index-servers", fallback="pypi testpypi").split()
+        if name not in servers or not config.has_option(name, "repository"):
+            raise Exit(
+                f"{pypirc} does not define the index {name!r}: list it under [distutils] "
+                f"index-servers and give it a [{name}] section with repository, username and "
+                "password (see docs/releasing.md)."
+            )
         url = config.get(name, "repository")
         user = user or config.get(name, "username", fallback=None)
         password = password or config.get(name, "password", fallback=None)

@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +104,20 @@ def preflight(part: str, branch: str, repository: str | None, allow_empty: bool)
     last = run(["git", "describe", "--tags", "--abbrev=0", "--match=v[0-9]*"], capture=True)
     if last.returncode == 0 and last.stdout.strip() != f"v{current}":
         raise Exit(f"The last tag is {last.stdout.strip()} but the version is {current}: fix that.")
+    waiting = fragments()
+    if not waiting and not allow_empty:
+        raise Exit("No news fragments in newsfragments/: add one, or pass --allow-empty.")
+    index = resolve_index(repository)
+    served = served_files(index)  # also proves the index is up and takes the credentials
+    stale = stale_dist(current)
+    if stale:
+        raise Exit(f"dist/ holds files of no release ({', '.join(stale)}): `rm -rf dist` first.")
     new, files = bump_plan(part)
     tag = f"v{new}"
     if run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"], capture=True).stdout:
         raise Exit(f"Tag {tag} already exists: {new} was released; delete the tag if it was not.")
+    if set(artifact_names(new)) & set(served):
+        raise Exit(f"The index already serves {PROJECT} {new}: bump further or clean the index.")
     has_origin = "origin" in git("remote").split()
     if has_origin:
         refs = remote_refs(f"refs/heads/{branch}", f"refs/tags/{tag}")
@@ -119,15 +130,6 @@ def preflight(part: str, branch: str, repository: str | None, allow_empty: bool)
             and run(["git", "merge-base", "--is-ancestor", head, "HEAD"], capture=True).returncode
         ):
             raise Exit(f"{branch} is behind origin: `git pull --ff-only origin {branch}` first.")
-    waiting = fragments()
-    if not waiting and not allow_empty:
-        raise Exit("No news fragments in newsfragments/: add one, or pass --allow-empty.")
-    index = resolve_index(repository)
-    if set(artifact_names(new)) & set(served_files(index)):
-        raise Exit(f"The index already serves {PROJECT} {new}: bump further or clean the index.")
-    stale = stale_dist(current)
-    if stale:
-        raise Exit(f"dist/ holds files of no release ({', '.join(stale)}): `rm -rf dist` first.")
     changed = ["CHANGELOG.md", *files, *(f"newsfragments/{name} (removed)" for name in waiting)]
     return Plan(current, new, tag, branch, index, has_origin, changed)
 
@@ -171,6 +173,8 @@ def transaction(tag: str) -> Iterator[Txn]:
                 print("Rolled back: the repository is exactly as it was.", file=sys.stderr)
             finally:
                 signal.signal(signal.SIGINT, previous)
+            if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                raise Exit("Interrupted (Ctrl-C): the release was rolled back.", code=130) from None
             raise
     git("update-ref", "-d", backup)
 
@@ -269,8 +273,9 @@ HELP = {
 def version(c: Context) -> None:
     """Print the current version and what a major, minor or patch release would give."""
     print(f"current: {current_version()}")
-    for part in PARTS:
-        print(f"{part + ':':8} {bump_plan(part)[0]}")
+    with ThreadPoolExecutor(len(PARTS)) as pool:  # one bump-my-version process per part
+        for part, (new, _) in zip(PARTS, pool.map(bump_plan, PARTS), strict=True):
+            print(f"{part + ':':8} {new}")
 
 
 @task(
