@@ -12,6 +12,7 @@ import pytest
 from external_api.config import reset_settings
 from external_api.function_utils import FunctionRegistry
 from external_api.server import ServerOptions, serve
+from tests.fakes.fixtures import fake_upstreams, upstreams  # noqa: F401  # fixtures used here
 from tests.server.functions import TOOLS
 
 TOKEN = "test-token-5b9c1e"
@@ -96,3 +97,12 @@ def clean_settings(
     reset_settings()
     yield
     reset_settings()
+
+
+@pytest.fixture(scope="module")
+def product_server() -> Iterator[ServerThread]:
+    """A server over the default registry: every data source and browser function."""
+    from external_api.function_utils import default_registry
+
+    with ServerThread(OPTIONS, default_registry()) as running:
+        yield running
