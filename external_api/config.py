@@ -58,6 +58,8 @@ MASK = "**********"
 _SOURCE_VARIABLE = re.compile(
     r"^WORKSPACE_([A-Z0-9_]+?)_(BASE_URL|API_KEY|TIMEOUT)$", re.IGNORECASE
 )
+# WORKSPACE_<NAME>_* prefixes owned by other components, never data sources.
+RESERVED_PREFIXES = frozenset({"BROWSER", "SERVER", "LOG", "SECRETS", "REQUIRED"})
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -72,8 +74,11 @@ def source_env_key(source_name: str) -> str:
     """
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", source_name.strip())
     key = re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").upper()
-    if not key:
-        raise ValueError(f"{source_name!r} is not a usable data source name.")
+    if not key or key in RESERVED_PREFIXES:
+        raise ValueError(
+            f"{source_name!r} is not a usable data source name (empty or reserved: "
+            f"{', '.join(sorted(RESERVED_PREFIXES))})."
+        )
     return key
 
 
@@ -137,7 +142,7 @@ class _SourceVariables(PydanticBaseSettingsSource):
         for layer in self._layers():
             for name, value in layer.items():
                 match = _SOURCE_VARIABLE.match(name)
-                if match and value:
+                if match and value and match.group(1).upper() not in RESERVED_PREFIXES:
                     source, attribute = match.group(1).upper(), match.group(2).lower()
                     sources.setdefault(source, {})[attribute] = value
         return {"sources": sources} if sources else {}

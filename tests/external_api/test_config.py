@@ -230,6 +230,14 @@ def test_source_env_key(name: str, key: str) -> None:
     assert source_env_key(name) == key
 
 
-def test_source_env_key_rejects_empty() -> None:
+@pytest.mark.parametrize("name", ["--", "Browser"])
+def test_source_env_key_rejects_empty_and_reserved(name: str) -> None:
     with pytest.raises(ValueError, match="not a usable data source name"):
-        source_env_key("--")
+        source_env_key(name)
+
+
+def test_other_components_variables_are_not_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSPACE_BROWSER_TIMEOUT", "not-a-number-for-us")
+    settings = Settings()
+    assert "BROWSER" not in settings.sources
+    assert "WORKSPACE_BROWSER_TIMEOUT" not in settings.public_dict()
