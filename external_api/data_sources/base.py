@@ -202,7 +202,7 @@ class DataSource:
             elapsed = time.monotonic() - started
             UPSTREAM_REQUESTS.labels(self.name, endpoint_name, outcome).inc()
             UPSTREAM_LATENCY.labels(self.name, endpoint_name).observe(elapsed)
-            _log.info(
+            (_log.debug if outcome == "ok" else _log.warning)(
                 "upstream call",
                 source=self.name,
                 endpoint=endpoint_name,

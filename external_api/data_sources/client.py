@@ -14,6 +14,9 @@ Contract:
   ``call_api`` is its synchronous twin, usable from any thread (it runs the call on an
   event loop thread owned by the client) and refusing to run inside a running loop.
 - Failures are :class:`~external_api.errors.ApiError` subclasses.
+- Creating the client reads the settings (an invalid setting fails here, clearly) and,
+  unless the application configured structlog itself, configures logging for the
+  profile (console lines in dev, JSON in staging/prod, on stderr).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+import structlog
+
+from external_api.config import get_settings
 from external_api.data_sources.base import DataSource
 from external_api.data_sources.transport import Transport
 from external_api.errors import SourceUnavailable, UnknownEndpoint
@@ -124,6 +130,9 @@ class ApiClient:
         return instance
 
     def _setup(self) -> None:
+        settings = get_settings()  # fail early, with the message naming the bad variable
+        if not structlog.is_configured():
+            settings.configure_logging()
         self.transport = Transport()
         self.load_errors = {}
         self._infos = discover()
