@@ -106,7 +106,7 @@ class Site:
         self._app = build_app(closed_port)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner = web.AppRunner(self._app, access_log=None)
+        self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
         self.port = 0
 
     def url(self, path: str) -> str:
