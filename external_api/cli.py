@@ -128,7 +128,6 @@ def _serve(args: argparse.Namespace) -> int:
         return _serve_workers(args, options.port)
     for module in args.load:
         importlib.import_module(module)
-    settings.configure_logging()
     configure_tracing()
     asyncio.run(serve(options, reuse_port=args.reuse_port))
     return 0
@@ -244,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from external_api.config import get_settings
+
+        get_settings().configure_logging()  # to stderr: stdout carries only the output
         return command(args)
     except ApiError as error:
         print(f"error: {error.type_name}: {error.message}", file=sys.stderr)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import structlog
 
 from external_api.config import reset_settings
 from external_api.function_utils import FunctionRegistry
@@ -106,3 +107,11 @@ def product_server() -> Iterator[ServerThread]:
 
     with ServerThread(OPTIONS, default_registry()) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def restore_logging_config() -> Iterator[None]:
+    """The CLI configures structlog for the process; give every test the config it found."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
