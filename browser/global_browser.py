@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from browser.processes import is_alive, pids_with_marker
+from browser.processes import browser_pid, is_alive, pids_with_marker
 from browser.settings import BrowserSettings, load_settings
 from external_api.errors import ApiError, UpstreamError, UpstreamTimeout
 from external_api.observability import get_logger, metrics_counter_inc
@@ -384,7 +384,7 @@ class GlobalBrowser:
         context.on("close", self._on_context_closed)
         context.close = self._refuse_close  # type: ignore[method-assign]  # guard the shared context
         self.launch_count += 1
-        self._pid = self._find_browser_pid()
+        self._pid = browser_pid(str(self._workdir))
         self._extension_origin = "chrome-extension://"
         worker = await self.extension_worker_of(context)
         self._extension_origin = "/".join(worker.url.split("/")[:3]) + "/"
@@ -397,15 +397,6 @@ class GlobalBrowser:
             cdp=self.cdp_endpoint,
         )
         return context
-
-    def _find_browser_pid(self) -> int | None:
-        """The launch's browser process: its marker, no ``--type=``, not crashpad."""
-        for pid in pids_with_marker(str(self._workdir)):
-            with contextlib.suppress(OSError):
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                if b"crashpad" not in argv[0] and not any(a.startswith(b"--type=") for a in argv):
-                    return pid
-        return None
 
     async def _refuse_close(self, reason: str | None = None) -> None:
         raise ApiError(

@@ -78,7 +78,11 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_browser(screenshot_dir: Path) -> Iterator[GlobalBrowser]:
-    """The process-wide browser, configured for the tests through its variables."""
+    """The process-wide browser, configured for the tests through its variables.
+
+    The variables are set only while the browser reads its settings, so no other test
+    sees them.
+    """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORKSPACE_BROWSER_MAX_PAGES", str(MAX_PAGES))
         patch.setenv("WORKSPACE_BROWSER_TIMEOUT", "30")
@@ -87,6 +91,6 @@ def shared_browser(screenshot_dir: Path) -> Iterator[GlobalBrowser]:
         patch.setenv("WORKSPACE_BROWSER_SCREENSHOT_DIR", str(screenshot_dir))
         reset_browser()
         browser = get_browser()
-        browser.start()
-        yield browser
-        reset_browser()
+    browser.start()
+    yield browser
+    reset_browser()
