@@ -155,7 +155,9 @@ def _serve_workers(args: argparse.Namespace, port: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    codes = [child.wait() for child in children]
+    # A worker killed by a signal reports -signum; report it like a shell would (128+n).
+    return next((128 - code if code < 0 else code for code in codes if code != 0), 0)
 
 
 def _functions(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -161,23 +160,23 @@ def test_serve_with_workers_shares_the_port_and_stops_on_sigterm(
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
+    events: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez") as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "workers did not start"
-                time.sleep(0.1)
+        while events.count("serving") < 2:  # both workers listen on the same port
+            line = process.stderr.readline()
+            assert line, f"a worker exited early: {events}"
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez") as response:
+            assert response.status == 200
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        rest = process.communicate(timeout=30)[1]
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    events += [json.loads(line)["event"] for line in rest.splitlines() if line.startswith("{")]
     assert process.returncode == 0
-    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events.count("serving") == 2
     assert events.count("stopped") == 2
