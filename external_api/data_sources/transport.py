@@ -335,7 +335,12 @@ class Transport:
             raise _timeout(source, url, redact)
         session = await self.session()
         started = time.monotonic()
-        log = _log.bind(source=source, method=method, url=redact(url), attempt=number)
+
+        def log(event: str, **values: Any) -> None:  # bound only when there is a warning
+            _log.warning(
+                event, source=source, method=method, url=redact(url), attempt=number, **values
+            )
+
         try:
             client_timeout = aiohttp.ClientTimeout(total=remaining, connect=min(remaining, 5.0))
             async with session.request(
@@ -344,21 +349,20 @@ class Transport:
                 body = await raw.read()
                 response = Response(raw.status, dict(raw.headers), body, str(raw.url), redact)
         except asyncio.TimeoutError:
-            log.warning("upstream timeout", elapsed=round(time.monotonic() - started, 3))
+            log("upstream timeout", elapsed=round(time.monotonic() - started, 3))
             raise _Retryable(_timeout(source, url, redact)) from None
         except aiohttp.ClientError as exc:
             reason = redact(f"{type(exc).__name__}: {exc}")
-            log.warning("upstream connection error", error=reason)
+            log("upstream connection error", error=reason)
             raise _Retryable(
                 UpstreamError(
                     f"could not reach {source} at {redact(url)} ({reason}); check the base URL "
                     "setting and the network, then retry.",
                 )
             ) from None
-        log.debug("upstream answered", status=response.status, elapsed=time.monotonic() - started)
         if response.status in RETRY_STATUSES:
             error = error_for_status(response, source=source, key_variable="its API key")
-            log.warning("upstream asks to retry", status=response.status)
+            log("upstream asks to retry", status=response.status)
             raise _Retryable(error)
         return response
 
