@@ -91,6 +91,8 @@ def _visit_job(browser: GlobalBrowser, url: str, wait_until: WaitUntil) -> Job:
         response = await _open(page, url, wait_until)
         if browser.settings.settle:
             await asyncio.sleep(browser.settings.settle)
+        if wait_until in ("domcontentloaded", "load"):  # a navigation the page started itself
+            await page.wait_for_load_state(wait_until)
         title = await _title(page)
         extension = await read_extension_records(page, browser.extension_worker)
         errors = merge_records(extension, events.records, browser.settings.max_errors)

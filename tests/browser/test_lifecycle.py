@@ -20,7 +20,7 @@ from browser import avisit, visit
 from browser.global_browser import GlobalBrowser
 from browser.processes import descendants, is_alive, pids_with_marker, process_state
 from browser.settings import load_settings
-from external_api.errors import ApiError, UpstreamTimeout
+from external_api.errors import ApiError, UpstreamError, UpstreamTimeout
 from tests.browser.conftest import MAX_PAGES, free_port
 from tests.browser.helpers import poll
 from tests.browser.site import Site
@@ -82,6 +82,51 @@ def test_page_cap_makes_callers_wait_and_then_time_out(shared_browser: GlobalBro
             return bool(again.is_closed())
 
     assert shared_browser.run_sync(job) is False
+
+
+def test_job_failures_become_project_errors(
+    shared_browser: GlobalBrowser, closed_port: int
+) -> None:
+    async def navigate_refused(page: Any) -> None:
+        await page.goto(f"http://127.0.0.1:{closed_port}/")
+
+    async def wait_for_nothing(page: Any) -> None:
+        await page.wait_for_selector("#never", timeout=200)
+
+    async def sleep_long(page: Any) -> None:
+        await asyncio.sleep(30)
+
+    async def buggy(page: Any) -> None:
+        raise ValueError("a bug in the job")
+
+    with pytest.raises(UpstreamError, match=r"failed in the browser: .*ERR_CONNECTION_REFUSED"):
+        shared_browser.run_sync(navigate_refused)
+    with pytest.raises(UpstreamTimeout, match="timed out"):
+        shared_browser.run_sync(wait_for_nothing)
+    with pytest.raises(UpstreamTimeout, match=r"took longer than 0\.3 s"):
+        shared_browser.run_sync(sleep_long, timeout=0.3)
+    with pytest.raises(ValueError, match="a bug in the job"):
+        shared_browser.run_sync(buggy)
+    assert shared_browser.open_pages == 0
+
+
+async def test_cancelled_caller_cancels_its_job(shared_browser: GlobalBrowser) -> None:
+    started = threading.Event()
+
+    async def sleep_long(page: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    task = asyncio.ensure_future(shared_browser.run(sleep_long))
+    await poll(lambda: asyncio.sleep(0, started.is_set()), bool)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def open_pages() -> int:
+        return shared_browser.open_pages
+
+    await poll(open_pages, lambda count: count == 0)
 
 
 def test_callers_cannot_close_the_shared_context(shared_browser: GlobalBrowser, site: Site) -> None:
@@ -208,6 +253,21 @@ def test_close_stops_every_chromium_process_and_next_use_relaunches(
     shared_browser.close()  # twice is fine
     assert visit(site.url("/hello?name=again"))["title"] == "Hello again"
     assert shared_browser.launch_count == launches + 1
+
+
+def test_close_fails_running_operations_clearly(shared_browser: GlobalBrowser) -> None:
+    started = threading.Event()
+
+    async def sleep_long(page: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(shared_browser.run_sync, sleep_long)
+        assert started.wait(30)
+        shared_browser.close()
+        with pytest.raises(ApiError, match="closed while this operation ran"):
+            running.result(timeout=30)
 
 
 def test_interpreter_exit_stops_chromium(site: Site) -> None:
