@@ -272,3 +272,52 @@ async def test_sessions_are_per_event_loop(client: ApiClient, upstreams: FakeUps
     assert await asyncio.to_thread(other_loop)
     await client.aclose()
     assert here.closed
+
+
+def doc_example() -> str:
+    """The source example of docs/data-sources.md (the first Python block after its heading)."""
+    text = (REPO / "docs" / "data-sources.md").read_text(encoding="utf-8")
+    section = text.split("## Adding a source", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_documented_example_source_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiohttp import web
+
+    from external_api.config import reset_settings
+
+    async def current(request: web.Request) -> web.Response:
+        if request.headers.get("X-Api-Key") != "weather-key":
+            return web.json_response({"error": "bad key"}, status=401)
+        return web.json_response({"temp_c": 21.5, "q": request.query["q"]})
+
+    app = web.Application()
+    app.router.add_get("/v1/current", current)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    (tmp_path / "weather_plugin.py").write_text(doc_example(), encoding="utf-8")
+    write_distribution(tmp_path, "weather_plugin", {"WeatherNow": "weather_plugin:WeatherNow"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("WORKSPACE_WEATHER_NOW_BASE_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("WORKSPACE_WEATHER_NOW_API_KEY", "weather-key")
+    reset_settings()
+    ApiClient.reset()
+    try:
+        client = ApiClient()
+        result = await client.acall_api("WeatherNow/current", {"city": "Berlin"})
+        assert result == {"city": "Berlin", "temperature_c": 21.5}
+        spec = next(spec for spec in client.endpoints() if spec.name == "WeatherNow/current")
+        assert spec.parameters_schema()["properties"]["city"]["description"] == (
+            "City name, e.g. Berlin."
+        )
+        await client.aclose()
+    finally:
+        ApiClient.reset()
+        reset_settings()
+        sys.modules.pop("weather_plugin", None)
+        await runner.cleanup()
