@@ -349,3 +349,22 @@ def push_fails_then_rerun_converges(
     assert "==> push" in out
     assert {name: _mtime(private_index, name) for name in names(new)} == uploaded
     return uploaded
+
+
+def test_changelog_publish_and_allow_empty(project: Project, private_index: PrivateIndex) -> None:
+    project.add_fragment("908.doc.md", "Documented the release.")
+    before = project.state()
+    rc, out = project.run("changelog", "--draft", "--version", "9.9.9")
+    assert rc == 0, out
+    assert "## 9.9.9" in out
+    assert "Documented the release. (#908)" in out
+    rc, out = project.run("publish")
+    assert rc == 1
+    assert "run `invoke build` first" in out
+    assert project.state() == before
+    project.git("rm", "-q", "newsfragments/*.*.md")
+    project.git("commit", "-qm", "no fragments")
+    rc, out = project.run("release", "--dry-run", "--allow-empty")
+    assert rc == 0, out
+    assert "No significant changes." in out
+    assert private_index.files() == []
