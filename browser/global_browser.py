@@ -7,7 +7,8 @@ alone does every Playwright call (Playwright is not thread-safe). Async callers
 from any thread are both served by handing ``job`` to the owner loop.
 
 Chromium runs from ``WORKSPACE_BROWSER_EXECUTABLE`` (or the first Chromium on ``PATH``)
-in a persistent context, which is what lets the ``error_capture`` extension load.
+in a persistent context, which is what lets the ``error_capture`` extension load
+(:mod:`browser.launch` owns one launch; this module owns sharing and healing).
 Lifecycle guarantees:
 
 - pages come from :meth:`GlobalBrowser.page`, capped at ``max_pages`` at once, each
@@ -24,39 +25,29 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import os
 import shutil
-import signal
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from browser.processes import browser_pid, is_alive, pids_with_marker
+from browser.launch import (
+    Launch,
+    chromium_executable,
+    kill_leftovers,
+    launch,
+    start_playwright,
+)
 from browser.settings import BrowserSettings, load_settings
 from external_api.errors import ApiError, UpstreamError, UpstreamTimeout
 from external_api.observability import get_logger, metrics_counter_inc
 
 if TYPE_CHECKING:
-    from playwright.async_api import BrowserContext, Page, Playwright, Worker
+    from playwright.async_api import Page, Playwright, Worker
 
-__all__ = ["EXTENSION_DIR", "GlobalBrowser", "get_browser", "reset_browser"]
+__all__ = ["GlobalBrowser", "get_browser", "reset_browser"]
 
 T = TypeVar("T")
 
-EXTENSION_DIR = Path(__file__).resolve().parent / "browser_extension" / "error_capture"
-"""The unpacked error_capture extension loaded into every launch."""
-
-BASE_ARGS = (
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-quic",
-)
 LAUNCHES_METRIC = "workspace_browser_launches_total"
 PAGE_CRASHES_METRIC = "workspace_browser_page_crashes_total"
 
@@ -99,26 +90,21 @@ class GlobalBrowser:
         self._atexit_registered = False
         # Owner-loop state: touched only by coroutines running on self._loop.
         self._playwright: Playwright | None = None
-        self._context: BrowserContext | None = None
-        self._close_context: Callable[[], Awaitable[None]] | None = None
+        self._launch: Launch | None = None
         self._launch_lock: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._workdir: Path | None = None
-        self._pid: int | None = None
-        self._disconnected = False
-        self._extension_origin = ""
 
     # ------------------------------------------------------------------ facts
 
     @property
     def browser_pid(self) -> int | None:
         """The PID of the running Chromium browser process, or ``None`` before launch."""
-        return self._pid
+        return self._launch.pid if self._launch else None
 
     @property
     def process_marker(self) -> str | None:
         """The launch's private directory; every Chromium process of it has it in argv."""
-        return str(self._workdir) if self._workdir else None
+        return self._launch.marker if self._launch else None
 
     @property
     def cdp_endpoint(self) -> str | None:
@@ -196,7 +182,7 @@ class GlobalBrowser:
 
     def start(self) -> None:
         """Launch Chromium now instead of on first use (e.g. to warm up a server)."""
-        self._submit(self._ensure_context()).result()
+        self._submit(self._ensure_launch()).result()
 
     def close(self) -> None:
         """Stop Playwright and every Chromium process of this browser; safe to call twice.
@@ -282,30 +268,18 @@ class GlobalBrowser:
 
     async def extension_worker(self) -> Worker:
         """Return the error_capture extension's running service worker (browser loop only)."""
-        return await self.extension_worker_of(await self._ensure_context())
-
-    async def extension_worker_of(self, context: BrowserContext) -> Worker:
-        """Return ``context``'s extension service worker, waiting for it to (re)start."""
-        for worker in context.service_workers:
-            if worker.url.startswith(self._extension_origin):
-                return worker
-        started: Worker = await context.wait_for_event(
-            "serviceworker",
-            predicate=lambda worker: worker.url.startswith(self._extension_origin),
-            timeout=self.settings.timeout * 1000,
-        )
-        return started
+        return await (await self._ensure_launch()).extension_worker(self.settings.timeout)
 
     async def _new_page(self) -> Page:
-        context = await self._ensure_context()
+        running = await self._ensure_launch()
         try:
-            page = await context.new_page()
+            page = await running.context.new_page()
         except Exception as error:
             if not _is_playwright_error(error):
                 raise
             # Chromium died between the health check and now: relaunch once.
-            self._disconnected = True
-            page = await (await self._ensure_context()).new_page()
+            running.disconnected = True
+            page = await (await self._ensure_launch()).context.new_page()
         page.on("crash", self._on_page_crash)
         return page
 
@@ -315,124 +289,39 @@ class GlobalBrowser:
         task = asyncio.ensure_future(page.close())
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
-    def _healthy(self) -> bool:
-        return (
-            self._context is not None
-            and not self._disconnected
-            and self._pid is not None
-            and is_alive(self._pid)
-        )
-
-    async def _ensure_context(self) -> BrowserContext:
+    async def _ensure_launch(self) -> Launch:
         if self._launch_lock is None:
             self._launch_lock = asyncio.Lock()
         async with self._launch_lock:
-            if self._context is not None and self._healthy():
-                return self._context
-            reason = "first" if self._context is None else "relaunch"
-            if self._context is not None:
-                _log.warning("browser.relaunch", previous_pid=self._pid)
-                await self._teardown()
-            try:
-                context = await asyncio.wait_for(self._launch(), self.settings.launch_timeout)
-            except BaseException:
-                await self._teardown()
-                raise
-            metrics_counter_inc(LAUNCHES_METRIC, {"reason": reason})
-            return context
-
-    def _launch_args(self) -> list[str]:
-        args = [*BASE_ARGS, f"--disable-extensions-except={EXTENSION_DIR}"]
-        args.append(f"--load-extension={EXTENSION_DIR}")
-        if os.geteuid() == 0:
-            args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
-        if self.settings.cdp_port:
-            args.append(f"--remote-debugging-port={self.settings.cdp_port}")
-        return [*args, *self.settings.extra_args]
-
-    async def _launch(self) -> BrowserContext:
-        executable = self.settings.resolved_executable()
-        if executable is None:
-            raise ApiError(
-                "no Chromium found: install one (Debian: `apt-get install chromium`) or set "
-                "WORKSPACE_BROWSER_EXECUTABLE to its path"
+            previous = self._launch
+            if previous is not None and previous.healthy():
+                return previous
+            if previous is not None:
+                _log.warning("browser.relaunch", previous_pid=previous.pid)
+                self._launch = None
+                await previous.stop()
+            executable = chromium_executable(self.settings)
+            if self._playwright is None:
+                self._playwright = await start_playwright()
+            running = await asyncio.wait_for(
+                launch(self._playwright, self.settings, executable), self.settings.launch_timeout
             )
-        try:
-            from playwright.async_api import async_playwright
-        except ImportError:
-            raise ApiError(
-                "Playwright is not installed: `pip install 'workspace-toolkit[browser]'`"
-            ) from None
-        if self._playwright is None:
-            self._playwright = await async_playwright().start()
-        self._workdir = Path(tempfile.mkdtemp(prefix="workspace-browser-"))
-        self._disconnected = False
-        # CHROME_CONFIG_HOME puts even the crashpad handlers' argv under the workdir.
-        env: dict[str, str | float | bool] = {
-            **os.environ,
-            "CHROME_CONFIG_HOME": str(self._workdir / "config"),
-        }
-        context = await self._playwright.chromium.launch_persistent_context(
-            str(self._workdir / "profile"),
-            executable_path=str(executable),
-            headless=self.settings.headless,
-            args=self._launch_args(),
-            env=env,
-            timeout=self.settings.launch_timeout * 1000,
-        )
-        self._context, self._close_context = context, context.close
-        context.on("close", self._on_context_closed)
-        context.close = self._refuse_close  # type: ignore[method-assign]  # guard the shared context
-        self.launch_count += 1
-        self._pid = browser_pid(str(self._workdir))
-        self._extension_origin = "chrome-extension://"
-        worker = await self.extension_worker_of(context)
-        self._extension_origin = "/".join(worker.url.split("/")[:3]) + "/"
-        await worker.evaluate("(n) => self.errorCapture.setMaxRecords(n)", self.settings.max_errors)
-        _log.info(
-            "browser.launched",
-            pid=self._pid,
-            executable=str(executable),
-            headless=self.settings.headless,
-            cdp=self.cdp_endpoint,
-        )
-        return context
-
-    async def _refuse_close(self, reason: str | None = None) -> None:
-        raise ApiError(
-            "the shared browser context cannot be closed by a caller: close your page, "
-            "or call get_browser().close() to stop the browser"
-        )
-
-    def _on_context_closed(self, _context: BrowserContext) -> None:
-        self._disconnected = True
-
-    async def _teardown(self) -> None:
-        """Close the current launch and make sure none of its processes survive."""
-        close, workdir = self._close_context, self._workdir
-        self._context = self._close_context = None
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(close(), 10)
-        if workdir is not None:
-            await self._kill_leftovers(str(workdir))
-            shutil.rmtree(workdir, ignore_errors=True)
-        self._workdir = self._pid = None
-
-    @staticmethod
-    async def _kill_leftovers(marker: str, grace: float = 3.0) -> None:
-        signals = [signal.SIGTERM, signal.SIGKILL]
-        for signum in signals:
-            for pid in pids_with_marker(marker):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signum)
-            for _ in range(int(grace / 0.05)):
-                if not pids_with_marker(marker):
-                    return
-                await asyncio.sleep(0.05)
+            self._launch = running
+            self.launch_count += 1
+            metrics_counter_inc(LAUNCHES_METRIC, {"reason": "relaunch" if previous else "first"})
+            _log.info(
+                "browser.launched",
+                pid=running.pid,
+                executable=str(executable),
+                headless=self.settings.headless,
+                cdp=self.cdp_endpoint,
+            )
+            return running
 
     async def _shutdown(self) -> None:
-        await self._teardown()
+        running, self._launch = self._launch, None
+        if running is not None:
+            await running.stop()
         if self._playwright is not None:
             with contextlib.suppress(Exception):
                 await self._playwright.stop()
@@ -442,12 +331,11 @@ class GlobalBrowser:
 
     def _forget_launch(self) -> None:
         """Reset per-loop state after the owner loop stopped; kill what a failed close left."""
-        if self._workdir is not None:
-            asyncio.run(self._kill_leftovers(str(self._workdir)))
-            shutil.rmtree(self._workdir, ignore_errors=True)
-        self._playwright = self._context = self._close_context = None
+        if self._launch is not None:
+            asyncio.run(kill_leftovers(self._launch.marker))
+            shutil.rmtree(self._launch.workdir, ignore_errors=True)
+        self._playwright = self._launch = None
         self._slots = self._launch_lock = None
-        self._pid = self._workdir = None
 
 
 _default: GlobalBrowser | None = None
