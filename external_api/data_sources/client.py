@@ -140,7 +140,6 @@ class ApiClient:
         self._load_lock = threading.RLock()
         self._loop_thread: _LoopThread | None = None
         self._loop_lock = threading.Lock()
-        self.load_count = 0
 
     @classmethod
     def reset(cls) -> None:
@@ -204,7 +203,6 @@ class ApiClient:
     def _load(self, info: SourceInfo) -> None:
         module_name, _, attr = info.target.partition(":")
         try:
-            self.load_count += 1
             obj: Any = importlib.import_module(module_name)
             for part in (attr or info.name).split("."):
                 obj = getattr(obj, part)
