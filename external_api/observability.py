@@ -189,7 +189,36 @@ def configure_tracing(exporter: Any = None, service_name: str = "workspace-toolk
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    _forget_tracer()  # look the provider up again on the next span
     return True
+
+
+_UNKNOWN: Any = object()
+_tracer: Any = _UNKNOWN
+
+
+def _find_tracer() -> Any:
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return trace.get_tracer(_TRACER_NAME, tracer_provider=provider)
+
+
+def _forget_tracer() -> None:
+    global _tracer
+    _tracer = _UNKNOWN
+
+
+def _active_tracer() -> Any:
+    """The tracer of the installed SDK provider, or ``None``; looked up once per provider."""
+    global _tracer
+    if _tracer is _UNKNOWN:
+        _tracer = _find_tracer()
+    return _tracer
 
 
 @contextlib.contextmanager
@@ -198,23 +227,24 @@ def start_span(
     kind: Literal["server", "client", "internal"] = "internal",
     attributes: Mapping[str, str | int | float | bool] | None = None,
 ) -> Iterator[Any]:
-    """Run the ``with`` body in an OpenTelemetry span (``None`` when tracing is unavailable).
+    """Run the ``with`` body in an OpenTelemetry span (``None`` when tracing is off).
 
-    The span records an escaping exception and sets its status to error. Without the
-    ``otel`` extra this yields ``None`` and costs next to nothing; with it but no
-    configured provider, OpenTelemetry's own no-op tracer is used.
+    Tracing is on once :func:`configure_tracing` installed a provider (or the
+    application installed its own before the first span). The span records an escaping exception and
+    sets its status to error. Without the ``otel`` extra or a provider this yields
+    ``None`` and costs next to nothing.
     """
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    tracer = _active_tracer()
+    if tracer is None:
         yield None
         return
+    from opentelemetry.trace import SpanKind
+
     span_kind = {
-        "server": trace.SpanKind.SERVER,
-        "client": trace.SpanKind.CLIENT,
-        "internal": trace.SpanKind.INTERNAL,
+        "server": SpanKind.SERVER,
+        "client": SpanKind.CLIENT,
+        "internal": SpanKind.INTERNAL,
     }[kind]
-    tracer = trace.get_tracer(_TRACER_NAME)
     with tracer.start_as_current_span(
         name, kind=span_kind, attributes=dict(attributes or {})
     ) as span:
