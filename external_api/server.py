@@ -15,8 +15,9 @@ import asyncio
 import ipaddress
 import json
 import signal
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +167,18 @@ def _call_timeout(request: web.Request, default: float) -> float:
     return min(value, default)
 
 
+async def _with_deadline(call: Awaitable[Any], timeout: float) -> Any:
+    """Await ``call`` for at most ``timeout`` seconds (``asyncio.TimeoutError`` after).
+
+    ``asyncio.timeout`` (3.11+) runs the call in the handler's own task; ``wait_for``
+    on 3.10 wraps it in a new one.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            return await call
+    return await asyncio.wait_for(call, timeout)  # pragma: no cover - Python 3.10
+
+
 async def _run_function(request: web.Request, name: str, arguments: Any) -> Any:
     """Run ``name`` under the concurrency limit and deadline; count it in the metrics."""
     state = request.app[STATE]
@@ -183,7 +196,7 @@ async def _run_function(request: web.Request, name: str, arguments: Any) -> Any:
     started = time.perf_counter()
     try:
         with start_span(f"function {name}", "internal", {"workspace.function": name}):
-            return await asyncio.wait_for(entry.invoke(arguments), timeout)
+            return await _with_deadline(entry.invoke(arguments), timeout)
     except asyncio.TimeoutError:
         outcome = UpstreamTimeout.type_name
         raise UpstreamTimeout(

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -122,7 +122,7 @@ def route_template(request: web.Request) -> str:
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -171,6 +171,8 @@ def make_pipeline_middleware(token: str | None, max_body_bytes: int) -> Any:
         max_body_bytes: Bodies announced larger than this are refused with 413 before
             being read (the application's ``client_max_size`` catches the others).
     """
+    # Resolved now (after the process configured logging), not on every request.
+    access_log = structlog.get_logger("external_api.server").bind(logger="external_api.server")
 
     @web.middleware
     async def pipeline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -199,7 +201,7 @@ def make_pipeline_middleware(token: str | None, max_body_bytes: int) -> Any:
         HTTP_REQUESTS.labels(route, method, str(response.status)).inc()
         HTTP_REQUEST_DURATION.labels(route, method).observe(elapsed)
         response.headers["X-Request-ID"] = request_id
-        log = _log.debug if route in PROBE_ROUTES else _log.info
+        log = access_log.debug if route in PROBE_ROUTES else access_log.info
         log(
             "request",
             request_id=request_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,6 +13,7 @@ import structlog
 
 from external_api.config import reset_settings
 from external_api.function_utils import FunctionRegistry
+from external_api.observability import configure_logging
 from external_api.server import ServerOptions, serve
 from tests.fakes.fixtures import fake_upstreams, upstreams  # noqa: F401  # fixtures used here
 from tests.server.functions import TOOLS
@@ -115,3 +117,13 @@ def restore_logging_config() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_logs_to_stderr() -> None:
+    """In-process servers bind their access log when created: send it to stderr, as `serve` does.
+
+    (structlog's default would print to stdout, mixing with the CLI output under test.)
+    """
+    configure_logging("console")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from browser.global_browser import reset_browser
+from external_api import observability
 from external_api.errors import NotFound, RateLimited
 from external_api.function_utils import FunctionProxy, default_registry
 from external_api.observability import configure_tracing
@@ -216,6 +217,7 @@ def test_tracing_is_off_without_endpoint_or_package(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     assert configure_tracing() is False
     monkeypatch.setitem(__import__("sys").modules, "opentelemetry", None)
+    monkeypatch.setattr(observability, "_tracer", observability._UNKNOWN)
     with start_span("anything") as span:
         assert span is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
