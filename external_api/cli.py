@@ -133,6 +133,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    # Our own interpreter and module with arguments we built: no shell, no outside input.
+    return subprocess.Popen(command)  # noqa: S603  # nosec B603
+
+
 def _serve_workers(args: argparse.Namespace, port: int) -> int:
     """Run ``args.workers`` single-worker servers sharing ``port``; forward SIGTERM/SIGINT."""
     if port == 0:
@@ -146,8 +151,7 @@ def _serve_workers(args: argparse.Namespace, port: int) -> int:
         command.append("--allow-unauthenticated")
     for module in args.load:
         command += ["--load", module]
-    # Our own interpreter and module with arguments we built: no shell, no outside input.
-    children = [subprocess.Popen(command) for _ in range(args.workers)]  # noqa: S603  # nosec B603
+    children = [_spawn(command) for _ in range(args.workers)]
 
     def forward(signum: int, frame: object) -> None:
         for child in children:
