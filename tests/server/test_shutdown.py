@@ -19,12 +19,13 @@ from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from external_api.errors import UpstreamError
 from external_api.function_utils import FunctionProxy
+from tests.fakes import FakeUpstreams
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "sigterm-token-d41d8c"
-API_KEY = "twitter-key-9e107d"
 
 
 class Collector:
@@ -87,13 +88,16 @@ async def _in_flight(url: str, at_least: int) -> None:
 
 
 async def test_sigterm_drains_in_flight_calls_and_exits_0(
-    repo_root: Path, tmp_path: Path, collector: tuple[Collector, str]
+    repo_root: Path,
+    tmp_path: Path,
+    collector: tuple[Collector, str],
+    upstreams: FakeUpstreams,
 ) -> None:
     receiver, otlp_url = collector
     env = {
         **os.environ,
+        **upstreams.env(),
         "WORKSPACE_SERVER_TOKEN": TOKEN,
-        "WORKSPACE_TWITTER_API_KEY": API_KEY,
         "WORKSPACE_LOG_FORMAT": "json",
         "WORKSPACE_SECRETS_DIR": str(tmp_path),
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
@@ -120,6 +124,12 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
         port = await _read_port(process, lines)
         url = f"http://127.0.0.1:{port}"
         proxy = FunctionProxy(url, token=TOKEN, timeout=30)
+        # upstream calls with API keys, failed and successful, all logged
+        assert (await proxy.Twitter.get_user.acall(username="NASA"))["username"] == "NASA"
+        assert await proxy.Booking.search_destination.acall(query="Paris")
+        upstreams.twitter.set_scenario("500")
+        with pytest.raises(UpstreamError):
+            await proxy.Twitter.get_user.acall(username="NASA")
         calls = [asyncio.create_task(proxy.Test.sleep.acall(seconds=1.5)) for _ in range(3)]
         await _in_flight(url, 3)
         process.send_signal(signal.SIGTERM)
@@ -150,9 +160,12 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
     }
     assert all(len(record["request_id"]) == 32 for record in access)
     assert all(record["level"] in {"info", "debug", "warning"} for record in records)
+    secrets = [TOKEN, upstreams.env()["WORKSPACE_TWITTER_API_KEY"]]
+    secrets.append(upstreams.env()["WORKSPACE_BOOKING_API_KEY"])
+    assert any(record.get("source") == "Twitter" for record in records)  # upstream calls logged
     for line in lines:
-        assert TOKEN not in line
-        assert API_KEY not in line
+        for secret in secrets:
+            assert secret not in line
     # the exit flushed the spans to the OTLP collector: named by route template,
     # with the function's span inside the server span
     spans = {span.name: span for span in receiver.spans()}
