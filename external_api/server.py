@@ -352,13 +352,19 @@ async def serve(
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
+    # Load the data sources and browser functions now, off the loop, not on the first call.
+    loaded = await asyncio.to_thread(state.registry.functions)
+    for label, error in state.registry.load_errors.items():
+        _log.warning("functions not loaded", provider=label, error=error)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port, reuse_port=reuse_port)
     try:
         await site.start()
         port = _bound_port(runner)
-        _log.info("serving", host=options.host, port=port, version=__version__)
+        _log.info(
+            "serving", host=options.host, port=port, version=__version__, functions=len(loaded)
+        )
         if on_started is not None:
             on_started(port)
         await stop.wait()

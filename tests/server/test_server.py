@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from external_api import __version__
 from external_api.config import ConfigurationError
 from external_api.server import ServerOptions, create_app
-from tests.server.conftest import TOKEN, ServerThread
+from tests.server.conftest import OPTIONS, TOKEN, ServerThread
 from tests.server.functions import SECRET_IN_EXCEPTION, TOOLS
 
 
@@ -377,3 +377,22 @@ def test_create_app_defaults_to_the_default_registry() -> None:
     app = create_app()
     assert app[STATE].registry is default_registry()
     assert app[STATE].options == ServerOptions()
+
+
+def _broken_provider() -> list[Any]:
+    raise ImportError("No module named 'missing_dependency'")
+
+
+async def test_provider_failures_are_logged_at_startup() -> None:
+    from external_api.function_utils import FunctionRegistry
+
+    registry = FunctionRegistry()
+    registry.add_provider("broken", _broken_provider)
+    with capture_logs() as logs, ServerThread(OPTIONS, registry) as running:
+        status, _, body = await request("GET", f"{running.url}/functions")
+    assert (status, body) == (200, {"functions": []})
+    warning = next(entry for entry in logs if entry["event"] == "functions not loaded")
+    assert warning["provider"] == "broken"
+    assert "missing_dependency" in warning["error"]
+    serving = next(entry for entry in logs if entry["event"] == "serving")
+    assert serving["functions"] == 0

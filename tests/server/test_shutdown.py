@@ -152,6 +152,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
     records = [json.loads(line) for line in lines if line.strip()]
     events = [record["event"] for record in records]
     assert events[0] == "serving"
+    assert records[0]["functions"] >= 8  # the test functions and every data-source endpoint
     assert "draining" in events
     assert events[-1] == "stopped"
     access = [record for record in records if record["event"] == "request"]
