@@ -94,8 +94,9 @@ def _process(target: Any) -> Iterator[tuple[int, int]]:
                 process.kill()
                 raise RuntimeError("the server did not start") from None
             time.sleep(0.05)
+    if process.pid is None:  # pragma: no cover - start() always sets it
+        raise RuntimeError("the server process did not start")
     try:
-        assert process.pid is not None
         yield port, process.pid
     finally:
         process.terminate()
