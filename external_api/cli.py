@@ -236,8 +236,7 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``workspace`` command with ``argv`` and return its exit status."""
-    from external_api.config import ConfigurationError
-    from external_api.errors import ApiError
+    from external_api.errors import ApiError, ConfigurationError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -253,9 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         get_settings().configure_logging()  # to stderr: stdout carries only the output
         return command(args)
+    except (ConfigurationError, ValueError) as error:  # bad settings or usage: exit 2
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except ApiError as error:
         print(f"error: {error.type_name}: {error.message}", file=sys.stderr)
         return 1
-    except (ConfigurationError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

@@ -38,6 +38,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from external_api.errors import ConfigurationError
+
 __all__ = [
     "BUILTIN_SOURCES",
     "ConfigurationError",
@@ -61,10 +63,6 @@ _SOURCE_VARIABLE = re.compile(
 # WORKSPACE_<NAME>_* prefixes owned by other components, never data sources.
 RESERVED_PREFIXES = frozenset({"BROWSER", "SERVER", "LOG", "SECRETS", "REQUIRED"})
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-class ConfigurationError(ValueError):
-    """The settings are invalid; the message names each variable and what to set."""
 
 
 def source_env_key(source_name: str) -> str:

@@ -15,9 +15,14 @@ from typing import Any, ClassVar
 __all__ = [
     "ApiError",
     "AuthError",
+    "BadRequest",
+    "ConfigurationError",
     "FieldError",
     "InvalidParams",
+    "MethodNotAllowed",
     "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
     "RateLimited",
     "SourceUnavailable",
     "UnknownEndpoint",
@@ -168,6 +173,40 @@ class SourceUnavailable(ApiError):
     type_name = "SourceUnavailable"
 
 
+class BadRequest(ApiError):
+    """The request itself is malformed (not JSON, bad header value) (HTTP 400)."""
+
+    status = 400
+    type_name = "BadRequest"
+
+
+class PayloadTooLarge(ApiError):
+    """The request body exceeds the server's limit (HTTP 413)."""
+
+    status = 413
+    type_name = "PayloadTooLarge"
+
+
+class MethodNotAllowed(ApiError):
+    """The route exists but not for this HTTP method (HTTP 405)."""
+
+    status = 405
+    type_name = "MethodNotAllowed"
+
+
+class Overloaded(RateLimited):
+    """Too many calls in flight on the function server; retry after ``retry_after`` s (HTTP 503)."""
+
+    status = 503
+    type_name = "Overloaded"
+
+
+class ConfigurationError(ApiError, ValueError):
+    """The settings are invalid; the message names each variable and what to set."""
+
+    type_name = "ConfigurationError"
+
+
 _BY_TYPE: dict[str, type[ApiError]] = {
     cls.type_name: cls
     for cls in (
@@ -180,6 +219,11 @@ _BY_TYPE: dict[str, type[ApiError]] = {
         UpstreamError,
         UpstreamTimeout,
         SourceUnavailable,
+        BadRequest,
+        PayloadTooLarge,
+        MethodNotAllowed,
+        Overloaded,
+        ConfigurationError,
     )
 }
 

@@ -113,7 +113,11 @@ def metrics_counter_inc(
 def configure_logging(
     renderer: Literal["json", "console"] = "console", level: int | str = logging.INFO
 ) -> None:
-    """Configure structlog (and stdlib logging) to render ``renderer`` lines to stderr."""
+    """Configure structlog to render ``renderer`` lines to stderr.
+
+    Each line is written with a single ``write`` call, so the lines of several worker
+    processes sharing one stderr pipe never interleave mid-line.
+    """
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -130,7 +134,7 @@ def configure_logging(
     structlog.configure(
         processors=[*processors, final],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 

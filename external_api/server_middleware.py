@@ -26,7 +26,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from external_api.errors import ApiError, AuthError, NotFound, RateLimited
+from external_api.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    RateLimited,
+)
 from external_api.observability import (
     HTTP_IN_PROGRESS,
     HTTP_REQUEST_DURATION,
@@ -56,38 +65,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _log = get_logger("external_api.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class BadRequest(ApiError):
-    """The request itself is malformed (not JSON, bad header value) (HTTP 400)."""
-
-    status = 400
-    type_name = "BadRequest"
-
-
-class PayloadTooLarge(ApiError):
-    """The request body exceeds the server's limit (HTTP 413)."""
-
-    status = 413
-    type_name = "PayloadTooLarge"
-
-
-class MethodNotAllowed(ApiError):
-    """The route exists but not for this HTTP method (HTTP 405)."""
-
-    status = 405
-    type_name = "MethodNotAllowed"
-
-
-class Overloaded(ApiError):
-    """Too many calls in flight; retry after ``retry_after`` seconds (HTTP 503)."""
-
-    status = 503
-    type_name = "Overloaded"
-
-    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, details={"retry_after": retry_after})
 
 
 _RETRYABLE = (RateLimited, Overloaded)
