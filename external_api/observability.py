@@ -12,6 +12,7 @@ and a tracer provider is configured (:func:`configure_tracing` does that when
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -34,6 +35,7 @@ __all__ = [
     "configure_logging",
     "configure_tracing",
     "get_logger",
+    "labelled",
     "metrics_counter_inc",
     "start_span",
 ]
@@ -83,6 +85,18 @@ BUILD_INFO = Gauge(
     "Always 1; the label carries the running workspace-toolkit version.",
     ["version"],
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def labelled(metric: Counter | Gauge | Histogram, *values: str) -> Any:
+    """Return ``metric.labels(*values)``, cached.
+
+    The label lookup (validation, locking) is a measurable share of every request on
+    the function server; label values there are bounded (route templates, methods,
+    statuses, registered function names), so the children are kept.
+    """
+    return metric.labels(*values)
+
 
 _counters: dict[str, tuple[Counter, frozenset[str]]] = {}
 _counters_lock = threading.Lock()
@@ -225,23 +239,34 @@ def _active_tracer() -> Any:
     return _tracer
 
 
-@contextlib.contextmanager
+_NO_SPAN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
 def start_span(
     name: str,
     kind: Literal["server", "client", "internal"] = "internal",
     attributes: Mapping[str, str | int | float | bool] | None = None,
-) -> Iterator[Any]:
+) -> contextlib.AbstractContextManager[Any]:
     """Run the ``with`` body in an OpenTelemetry span (``None`` when tracing is off).
 
     Tracing is on once :func:`configure_tracing` installed a provider (or the
-    application installed its own before the first span). The span records an escaping exception and
-    sets its status to error. Without the ``otel`` extra or a provider this yields
-    ``None`` and costs next to nothing.
+    application installed its own before the first span). The span records an escaping
+    exception and sets its status to error. Without the ``otel`` extra or a provider the
+    context manager yields ``None`` and costs next to nothing (no generator, no import).
     """
     tracer = _active_tracer()
     if tracer is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _span(tracer, name, kind, attributes)
+
+
+@contextlib.contextmanager
+def _span(
+    tracer: Any,
+    name: str,
+    kind: Literal["server", "client", "internal"],
+    attributes: Mapping[str, str | int | float | bool] | None,
+) -> Iterator[Any]:
     from opentelemetry.trace import SpanKind
 
     span_kind = {

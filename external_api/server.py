@@ -28,19 +28,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from external_api import __version__
 from external_api.config import ConfigurationError, Settings
-from external_api.errors import ApiError, InvalidParams, UpstreamTimeout
+from external_api.errors import ApiError, BadRequest, InvalidParams, Overloaded, UpstreamTimeout
 from external_api.function_utils import FunctionRegistry, default_registry
 from external_api.observability import (
     BUILD_INFO,
     FUNCTION_CALLS,
     FUNCTION_DURATION,
     get_logger,
+    labelled,
     start_span,
 )
 from external_api.server_middleware import (
     REQUEST_ID,
-    BadRequest,
-    Overloaded,
     error_headers,
     make_pipeline_middleware,
 )
@@ -184,7 +183,7 @@ async def _run_function(request: web.Request, name: str, arguments: Any) -> Any:
     state = request.app[STATE]
     entry = state.registry.get(name)
     if state.in_flight >= state.options.max_concurrency:
-        FUNCTION_CALLS.labels(name, "Overloaded").inc()
+        labelled(FUNCTION_CALLS, name, "Overloaded").inc()
         raise Overloaded(
             f"the server is running {state.in_flight} calls, its limit: retry shortly.",
             retry_after=1,
@@ -214,8 +213,8 @@ async def _run_function(request: web.Request, name: str, arguments: Any) -> Any:
         state.in_flight -= 1
         if state.in_flight == 0:
             state.idle.set()
-        FUNCTION_CALLS.labels(name, outcome).inc()
-        FUNCTION_DURATION.labels(name).observe(time.perf_counter() - started)
+        labelled(FUNCTION_CALLS, name, outcome).inc()
+        labelled(FUNCTION_DURATION, name).observe(time.perf_counter() - started)
 
 
 async def livez(request: web.Request) -> web.Response:

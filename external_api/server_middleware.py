@@ -29,7 +29,6 @@ from aiohttp import web
 from external_api.errors import (
     ApiError,
     AuthError,
-    BadRequest,
     MethodNotAllowed,
     NotFound,
     Overloaded,
@@ -41,16 +40,13 @@ from external_api.observability import (
     HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
     get_logger,
+    labelled,
     start_span,
 )
 
 __all__ = [
     "PROBE_ROUTES",
     "REQUEST_ID",
-    "BadRequest",
-    "MethodNotAllowed",
-    "Overloaded",
-    "PayloadTooLarge",
     "error_headers",
     "error_response",
     "make_pipeline_middleware",
@@ -157,7 +153,7 @@ def make_pipeline_middleware(token: str | None, max_body_bytes: int) -> Any:
         request[REQUEST_ID] = request_id
         route = route_template(request)
         method = request.method
-        in_progress = HTTP_IN_PROGRESS.labels(route, method)
+        in_progress = labelled(HTTP_IN_PROGRESS, route, method)
         in_progress.inc()
         started = time.perf_counter()
         try:
@@ -175,8 +171,8 @@ def make_pipeline_middleware(token: str | None, max_body_bytes: int) -> Any:
         finally:
             in_progress.dec()
         elapsed = time.perf_counter() - started
-        HTTP_REQUESTS.labels(route, method, str(response.status)).inc()
-        HTTP_REQUEST_DURATION.labels(route, method).observe(elapsed)
+        labelled(HTTP_REQUESTS, route, method, str(response.status)).inc()
+        labelled(HTTP_REQUEST_DURATION, route, method).observe(elapsed)
         response.headers["X-Request-ID"] = request_id
         log = access_log.debug if route in PROBE_ROUTES else access_log.info
         log(
