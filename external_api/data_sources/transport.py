@@ -192,6 +192,15 @@ def error_for_status(response: Response, *, source: str, key_variable: str) -> A
     )
 
 
+# Connection failures that retrying cannot fix: a host name that does not resolve, a
+# TLS/certificate failure, a malformed URL. Resets, refusals and disconnects are retried.
+_PERMANENT_CLIENT_ERRORS = (
+    aiohttp.ClientConnectorDNSError,
+    aiohttp.ClientSSLError,
+    aiohttp.InvalidURL,
+)
+
+
 class _Retryable(Exception):
     """Internal: a failed attempt that may be retried; ``error`` is what the caller gets."""
 
@@ -354,12 +363,13 @@ class Transport:
         except aiohttp.ClientError as exc:
             reason = redact(f"{type(exc).__name__}: {exc}")
             log("upstream connection error", error=reason)
-            raise _Retryable(
-                UpstreamError(
-                    f"could not reach {source} at {redact(url)} ({reason}); check the base URL "
-                    "setting and the network, then retry.",
-                )
-            ) from None
+            unreachable = UpstreamError(
+                f"could not reach {source} at {redact(url)} ({reason}); check the base URL "
+                "setting and the network, then retry.",
+            )
+            if isinstance(exc, _PERMANENT_CLIENT_ERRORS):
+                raise unreachable from None
+            raise _Retryable(unreachable) from None
         if response.status in RETRY_STATUSES:
             error = error_for_status(response, source=source, key_variable="its API key")
             log("upstream asks to retry", status=response.status)

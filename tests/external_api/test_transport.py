@@ -114,6 +114,38 @@ async def test_unreachable_upstream_is_upstream_error(monkeypatch: pytest.Monkey
         await source.transport.aclose()
 
 
+async def test_refused_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSPACE_YAHOO_FINANCE_BASE_URL", "http://127.0.0.1:9")
+    reset_settings()
+    source = YahooFinance(transport=Transport(RetryPolicy(attempts=3, backoff=0.01)))
+    try:
+        with structlog.testing.capture_logs() as events, pytest.raises(UpstreamError):
+            await source.search("apple")
+    finally:
+        reset_settings()
+        await source.transport.aclose()
+    attempts = [e["attempt"] for e in events if e["event"] == "upstream connection error"]
+    assert attempts == [1, 2, 3]
+
+
+async def test_unresolvable_host_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 6761: names under .invalid never resolve, so this fails the same way every time.
+    monkeypatch.setenv("WORKSPACE_YAHOO_FINANCE_BASE_URL", "http://workspace-toolkit.invalid")
+    reset_settings()
+    source = YahooFinance(transport=Transport(RetryPolicy(attempts=3, backoff=0.01)))
+    try:
+        with (
+            structlog.testing.capture_logs() as events,
+            pytest.raises(UpstreamError, match="check the base URL setting"),
+        ):
+            await source.search("apple")
+    finally:
+        reset_settings()
+        await source.transport.aclose()
+    attempts = [e["attempt"] for e in events if e["event"] == "upstream connection error"]
+    assert attempts == [1]
+
+
 async def test_gateway_mode_sends_x_original_host(
     client: ApiClient, upstreams: FakeUpstreams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
