@@ -124,9 +124,18 @@ class Site:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
+        # A handler still sleeping (the slow page) outlives the runner's shutdown timeout:
+        # cancel it here rather than leave it pending when the loop closes.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def stop(self) -> None:
         """Stop serving and close the loop."""
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
