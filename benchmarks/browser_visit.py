@@ -20,8 +20,8 @@ import time
 from browser import visit
 from browser.global_browser import get_browser, reset_browser
 from external_api.observability import configure_logging
-from tests.browser.conftest import free_port
 from tests.browser.site import Site
+from tests.ports import free_port
 
 GOAL = 0.4
 

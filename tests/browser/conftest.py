@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from browser.global_browser import GlobalBrowser, get_browser, reset_browser
 from browser.settings import load_settings
 from external_api.config import ConfigurationError
 from tests.browser.site import Site
+from tests.ports import free_port
 
 MAX_PAGES = 4
 
@@ -48,14 +48,6 @@ def require_chromium(problem: str | None, *, ci: bool) -> None:
 def _chromium_for_browser_tests(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("browser") is not None:
         require_chromium(chromium_problem(), ci=os.environ.get("CI", "").lower() == "true")
-
-
-def free_port() -> int:
-    """A local TCP port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="session")

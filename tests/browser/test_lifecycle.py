@@ -21,9 +21,10 @@ from browser.global_browser import GlobalBrowser
 from browser.processes import descendants, is_alive, pids_with_marker, process_state
 from browser.settings import load_settings
 from external_api.errors import ApiError, UpstreamError, UpstreamTimeout
-from tests.browser.conftest import MAX_PAGES, free_port
+from tests.browser.conftest import MAX_PAGES
 from tests.browser.helpers import poll
 from tests.browser.site import Site
+from tests.ports import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,20 +29,13 @@ with warnings.catch_warnings():
     from passlib.apache import HtpasswdFile
 
 from tests.conftest import REPO_ROOT
+from tests.ports import free_port
 
 VENV_BIN = Path(sys.executable).parent
 USER = "releaser"
 PASSWORD = "s3cret-Pa55-word-for-tests"  # the tests grep every output for it
 # The content of every file git would see (tracked or untracked, not ignored).
 TREE_HASH = "git ls-files -co --exclude-standard | git hash-object --stdin-paths | sha256sum"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.release.conftest import (
     PASSWORD,
     USER,
     PrivateIndex,
     Project,
-    free_port,
     sh,
     start_index,
 )

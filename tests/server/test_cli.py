@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 from external_api.cli import main, parse_arguments
 from external_api.config import reset_settings
 from tests.fakes import FakeUpstreams
+from tests.ports import free_port
 from tests.server.conftest import TOKEN, ServerThread
 
 
@@ -123,17 +123,11 @@ def test_config_masks_secrets(
     assert shown["FUNC_SERVER_PORT"] == 8123
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_with_workers_shares_the_port_and_stops_on_sigterm(
     repo_root: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "WORKSPACE_SECRETS_DIR": str(tmp_path), "WORKSPACE_LOG_FORMAT": "json"}
     env.pop("WORKSPACE_SERVER_TOKEN", None)
     process = subprocess.Popen(

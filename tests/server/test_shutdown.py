@@ -59,6 +59,27 @@ async def collector() -> AsyncIterator[tuple[Collector, str]]:
         yield receiver, str(server.make_url("")).rstrip("/")
 
 
+async def _serve(
+    repo_root: Path, env: dict[str, str], *, grace_period: str
+) -> asyncio.subprocess.Process:
+    """Start `workspace serve` on a free port with the test functions, logs on stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "external_api",
+        "serve",
+        "--port",
+        "0",
+        "--grace-period",
+        grace_period,
+        "--load",
+        "tests.server.functions",
+        cwd=repo_root,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _read_port(process: asyncio.subprocess.Process, lines: list[str]) -> int:
     assert process.stderr is not None
     while True:
@@ -104,21 +125,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_0(
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     env.pop("FUNC_SERVER_PORT", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "external_api",
-        "serve",
-        "--port",
-        "0",
-        "--grace-period",
-        "20",
-        "--load",
-        "tests.server.functions",
-        cwd=repo_root,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _serve(repo_root, env, grace_period="20")
     lines: list[str] = []
     try:
         port = await _read_port(process, lines)
@@ -180,21 +187,7 @@ async def test_grace_period_expiry_still_exits_0(repo_root: Path, tmp_path: Path
     env = {**os.environ, "WORKSPACE_LOG_FORMAT": "json", "WORKSPACE_SECRETS_DIR": str(tmp_path)}
     for name in ("WORKSPACE_SERVER_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         env.pop(name, None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "external_api",
-        "serve",
-        "--port",
-        "0",
-        "--grace-period",
-        "0.5",
-        "--load",
-        "tests.server.functions",
-        cwd=repo_root,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _serve(repo_root, env, grace_period="0.5")
     lines: list[str] = []
     try:
         port = await _read_port(process, lines)
